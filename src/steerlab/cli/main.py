@@ -18,6 +18,7 @@ from steerlab.errors import SteerlabError
 COMMAND_MODULES = [
     "steerlab.cli.models_cmd",
     "steerlab.cli.extract_cmd",
+    "steerlab.cli.arena_cmd",
 ]
 
 

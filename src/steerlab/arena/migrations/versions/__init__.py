@@ -1,0 +1,1 @@
+"""Arena schema revisions, oldest first (0001_initial, ...)."""
