@@ -21,7 +21,10 @@ from steerlab.models.loading import LoadedModel
 
 Position = Union[str, int]  # "last" | "mean" | token index among the real tokens (negative counts from the end)
 
-LAYER_CONVENTION = "output of decoder block L (0-based) = hf hidden_states[L+1]"
+LAYER_CONVENTION = (
+    "output of decoder block L (0-based) = hf hidden_states[L+1]; for the last block this is the raw "
+    "block output, before the final norm that hf applies to hidden_states[-1]"
+)
 
 
 class _StopForward(Exception):

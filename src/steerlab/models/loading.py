@@ -121,9 +121,16 @@ def _prepare_tokenizer(tokenizer) -> None:
 def _from_pretrained(folder: Path, torch_dtype: torch.dtype, gguf_file: str | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    if not gguf_file:
+        hf_logging.disable_progress_bar()  # a cached load takes seconds; its bar only clutters output
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs)
+    finally:
+        hf_logging.enable_progress_bar()
     return model, tokenizer
 
 
