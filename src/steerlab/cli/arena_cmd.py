@@ -86,7 +86,7 @@ def run_score(args: argparse.Namespace) -> int:
         data.update(model=scorer.model_name, probe_set=scorer.probe_set, probes=scorer.probes)
         print(json.dumps(data, indent=2))
         return 0
-    rows = [[i + 1, row.probe[:60], row.baseline_cos, row.shift] for i, row in enumerate(probe_table(scorer, result))]
+    rows = [[i + 1, row.probe[:60], f"{row.baseline_cos:+.6f}", f"{row.shift:+.6f}"] for i, row in enumerate(probe_table(scorer, result))]
     print(format_table(["#", "probe", "cos(probe, d)", "shift"], rows))
     print(f"\nscore {result.score:+.6f}  spec_z {result.spec_z:+.4f}  coherence {result.coherence:.3f}  "
           f"({scorer.model_name}, layer {scorer.layer}, {len(scorer.probes)} probes, {result.n_tokens} tokens, {result.seconds:.2f} s)")
