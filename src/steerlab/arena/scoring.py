@@ -20,6 +20,7 @@ cosines are taken in float64.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
@@ -194,6 +195,10 @@ class ArenaScorer:
         self.probes_hash = texts_hash(self.probes)
         self.timeout = timeout
         self._lock = threading.Lock()  # one forward pass at a time per scorer
+        # fast tokenizers keep padding state in the shared Rust object, so counting tokens from a request
+        # thread while a batch is encoded could corrupt that batch: counting gets its own copy and lock
+        self._count_tokenizer = copy.deepcopy(lm.tokenizer)
+        self._count_lock = threading.Lock()
         self.baseline = self._baseline()
 
     @property
@@ -228,7 +233,9 @@ class ArenaScorer:
         return baseline
 
     def count_tokens(self, text: str) -> int:
-        return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Tokens of text alone (no special tokens); safe to call while a scoring pass runs."""
+        with self._count_lock:
+            return len(self._count_tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def joined(self, text: str) -> list[str]:
         """The P texts a submission is scored on: `text + " " + probe`."""
