@@ -18,6 +18,10 @@ from steerlab.errors import SteerlabError
 COMMAND_MODULES = [
     "steerlab.cli.models_cmd",
     "steerlab.cli.extract_cmd",
+    "steerlab.cli.steer_cmd",
+    "steerlab.cli.eval_steering_cmd",
+    "steerlab.cli.norms_cmd",
+    "steerlab.cli.study_cmd",
     "steerlab.cli.arena_cmd",
 ]
 
