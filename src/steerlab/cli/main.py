@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "steerlab.cli.norms_cmd",
     "steerlab.cli.study_cmd",
     "steerlab.cli.arena_cmd",
+    "steerlab.cli.oracle_cmd",
 ]
 
 
