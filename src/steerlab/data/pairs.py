@@ -65,6 +65,7 @@ BUNDLED: dict[str, tuple[str, str]] = {
     "length": ("length.jsonl", "pairs"),
     "neutral-probes": ("neutral_probes.jsonl", "texts"),
     "valence": ("valence.jsonl", "texts"),
+    "arena-entries": ("arena_entries.jsonl", "texts"),  # 70 sample submissions for the transfer study
 }
 
 

@@ -92,13 +92,14 @@ def save_figure(figure, path: str | Path) -> Path:
     return path
 
 
-def new_figure(width: float = 6.4, height: float = 4.0):
+def new_figure(width: float = 6.4, height: float = 4.0, nrows: int = 1, ncols: int = 1, sharex: bool = False):
+    """(figure, axes) on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
+    return plt.subplots(nrows, ncols, figsize=(width, height), sharex=sharex, squeeze=nrows * ncols == 1)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
