@@ -59,3 +59,39 @@ def test_entry_sources(tmp_path):
 
     with pytest.raises(SteerlabError, match="entries file not found"):
         load_entry_texts(tmp_path / "missing.txt")
+
+
+class LengthJudge:
+    """Deterministic stand-in judge for the sweep's bookkeeping (the real judge runs in integration)."""
+
+    identity = "test-length-judge"
+
+    def score_all(self, items, definition):
+        return [float(min(100, len(answer))) for _, answer in items], [90.0 for _ in items]
+
+    def trait_batch(self, items, definition):
+        return self.score_all(items, definition)[0]
+
+    def coherence_batch(self, items):
+        return [90.0 for _ in items]
+
+
+def test_sweep_rows_report_reading_and_writing(tiny_llama, tmp_path, monkeypatch):
+    from steerlab.studies import sweep as sweep_module
+    from steerlab.studies.report import render_report
+    from steerlab.studies.sweep import run_sweep, write_sweep
+
+    monkeypatch.setattr(sweep_module, "get_judge", lambda name: LengthJudge())
+    result = run_sweep(tiny_llama, "value-flip", tmp_path, layers="1,2", strengths=(0.5, 1.0), subset=2, max_new_tokens=4, progress=False)
+    assert [row["layer"] for row in result.rows] == [1, 2]
+    stored = [json.loads(line) for line in open(result.results_file)]
+    runs = [r for r in stored if r.get("type") == "run"]
+    assert len(runs) == 4  # 2 layers x 2 strengths, all in one grid step
+    for row in result.rows:
+        assert row["accuracy"] is not None and len(row["writing"]) == 2
+        assert sorted(round(abs(w["strength"]), 3) for w in row["writing"]) == [0.5, 1.0]
+    paths = write_sweep(result, tmp_path)
+    assert {p.name for p in paths} == {"sweep.json", "sweep.png"}
+    page = render_report(None, [tmp_path])
+    assert "Read-vs-steer layer sweep" in page and "data:image/png;base64," in page
+    assert "not run yet: <code>steerlab audit DIRECTION</code>" in page
