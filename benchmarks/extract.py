@@ -45,13 +45,14 @@ def repeng_extract(lm, pairs):
     return ControlVector.train(lm.model, lm.tokenizer, dataset, method="pca_diff", batch_size=32)
 
 
-def best_time(function, repeats: int) -> float:
-    times = []
+def best_time(function, repeats: int) -> tuple[float, object]:
+    """(best wall time over repeats, the last result)."""
+    times, result = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        function()
+        result = function()
         times.append(time.perf_counter() - started)
-    return min(times)
+    return min(times), result
 
 
 def main() -> None:
@@ -65,18 +66,16 @@ def main() -> None:
     lm = load_model(args.model)
     pairs = load_pairs(args.pairs)
     print(f"model {args.model} ({lm.n_layers} layers), {len(pairs)} pairs = {2 * len(pairs)} texts, torch threads {torch.get_num_threads()}")
-    timings = {
-        "steerlab extract (mean_diff + held-out)": best_time(
-            lambda: extract(lm, pairs, method="mean_diff", layers="all", progress=False), args.repeats
-        ),
-        "naive output_hidden_states loop": best_time(lambda: naive_extract(lm, pairs), args.repeats),
-    }
+    timings = {}
+    timings["steerlab extract (mean_diff + held-out)"], direction = best_time(
+        lambda: extract(lm, pairs, method="mean_diff", layers="all", progress=False), args.repeats
+    )
+    timings["naive output_hidden_states loop"], reference = best_time(lambda: naive_extract(lm, pairs), args.repeats)
     if not args.skip_repeng:
-        timings["repeng 0.4 ControlVector.train"] = best_time(lambda: repeng_extract(lm, pairs), args.repeats)
+        timings["repeng 0.4 ControlVector.train"], _ = best_time(lambda: repeng_extract(lm, pairs), args.repeats)
 
     # the two mean-difference implementations must agree before their speed means anything
-    ours = extract(lm, pairs, method="mean_diff", layers="all", progress=False).vectors.double().numpy()
-    reference = naive_extract(lm, pairs)
+    ours = direction.vectors.double().numpy()
     agreement = float(np.min(np.sum(ours[:-1] * reference[:-1], axis=1)))
     base = timings["steerlab extract (mean_diff + held-out)"]
     print(f"{'way':42s} {'seconds':>8s} {'x steerlab':>11s}")
