@@ -41,7 +41,8 @@ def test_gemma_default_layer_and_score_match_output_hidden_states(gemma, gemma_d
         units = []
         for full in (text + " " + probe, probe):
             with torch.no_grad():
-                out = gemma.model(**gemma.tokenizer(full, return_tensors="pt"), output_hidden_states=True)
+                # the decoder stack without the 262k-word unembedding, which hidden states do not need
+                out = gemma.model.model(**gemma.tokenizer(full, return_tensors="pt"), output_hidden_states=True)
             row = out.hidden_states[8][0, -1].double().numpy()  # layer 7 = hidden_states[8]
             units.append(row / np.linalg.norm(row))
         shifts.append(units[0] @ d - units[1] @ d)

@@ -299,14 +299,17 @@ class ArenaStore:
         return self.entry(entry_id) if result.rowcount else None
 
     def leaderboard(self, season_id: int, side: str, limit: int = 20, offset: int = 0) -> list[Entry]:
-        """Scored, visible entries: `pro` has score >= 0, highest first; `anti` score < 0, lowest first (ties: older first)."""
+        """Scored, visible entries ranked: `pro` highest score first, `anti` lowest first (ties: older first).
+
+        Both boards rank every entry rather than splitting by sign: on some models nearly every prefix
+        lowers the cosine (gemma-3-270m at layer 7 does), and "most pro" then means "least negative".
+        """
         if side not in ("pro", "anti"):
             raise SteerlabError(f"unknown board side {side!r}; use pro or anti")
         order = entries.c.score.desc() if side == "pro" else entries.c.score.asc()
-        sign = entries.c.score >= 0 if side == "pro" else entries.c.score < 0
         query = (
             sa.select(entries)
-            .where(entries.c.season_id == season_id, entries.c.status == "scored", entries.c.hidden.is_(False), sign)
+            .where(entries.c.season_id == season_id, entries.c.status == "scored", entries.c.hidden.is_(False))
             .order_by(order, entries.c.id)
             .limit(limit)
             .offset(offset)
