@@ -119,6 +119,7 @@ def test_rejections_are_clear_json(scorer, db_url):
 def test_queue_full_answers_503_and_pending_is_kept(scorer, db_url):
     app, store = make_app(scorer, db_url, queue_size=1, wait_seconds=0.0)
     client = TestClient(app)  # no lifespan: the worker does not run, so entries stay pending
+    assert client.get("/health").status_code == 503
     accepted = submit(client, "first text")
     assert accepted.status_code == 202 and accepted.json()["status"] == "pending"
     full = submit(client, "second text")
@@ -197,6 +198,11 @@ def test_pages_escape_user_text_and_seasons_stay_readable(scorer, db_url):
         # the same text is a new entry in the new season
         assert submit(client, nasty).status_code == 201
     store2.close()
+    app3, store3 = make_app(scorer, db_url)  # back to the first configuration: its season reopens
+    with TestClient(app3) as client:
+        assert [s["active"] for s in client.get("/api/seasons").json()] == [True, False]
+        assert submit(client, nasty).json()["duplicate"] is True
+    store3.close()
 
 
 def _direction_like(scorer: ArenaScorer) -> Direction:

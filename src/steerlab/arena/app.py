@@ -252,9 +252,9 @@ def create_app(scorer: ArenaScorer, store: ArenaStore, config: Optional[ArenaCon
         return season
 
     # JSON API
-    @app.get("/health", tags=["service"])
-    def health() -> dict:
-        return {
+    @app.get("/health", tags=["service"], responses={503: {"description": "the scoring worker is not running"}})
+    def health():
+        body = {
             "status": "ok" if service.worker.alive else "degraded",
             "season": service.season.id,
             "model": scorer.model_name,
@@ -262,6 +262,7 @@ def create_app(scorer: ArenaScorer, store: ArenaStore, config: Optional[ArenaCon
             "pending": store.count_pending(service.season.id),
             "worker_alive": service.worker.alive,
         }
+        return JSONResponse(body, status_code=200 if service.worker.alive else 503)
 
     @app.post(
         "/api/submissions", tags=["arena"], response_model=EntryOut, status_code=201,

@@ -198,11 +198,19 @@ class ArenaStore:
 
     # seasons
     def ensure_season(self, description: dict, name: str | None = None) -> Season:
-        """The active season if it matches description; else a new active season (old ones stay readable)."""
+        """The season that matches description, made active; a new one if none matches (old ones stay readable).
+
+        Going back to an earlier configuration reopens that earlier season rather than starting another.
+        """
         with self.engine.begin() as connection:
-            active = connection.execute(sa.select(seasons).where(seasons.c.active.is_(True))).first()
-            if active is not None and all(active._mapping[key] == description[key] for key in SEASON_FIELDS):
-                return _season(active)
+            matching = connection.execute(
+                sa.select(seasons).where(*(seasons.c[key] == description[key] for key in SEASON_FIELDS))
+                .order_by(seasons.c.id.desc())
+            ).first()
+            if matching is not None:
+                if not matching.active:
+                    connection.execute(seasons.update().values(active=seasons.c.id == matching.id))
+                return _season(connection.execute(sa.select(seasons).where(seasons.c.id == matching.id)).one())
             count = connection.execute(sa.select(sa.func.count()).select_from(seasons)).scalar_one()
             connection.execute(seasons.update().values(active=False))
             values = {key: description[key] for key in SEASON_FIELDS}
