@@ -52,7 +52,7 @@ def test_api_schema_fuzz_finds_no_server_error(fuzz_app, mode):
     assert {"POST /api/submissions", "GET /api/leaderboard", "GET /api/submissions/{entry_id}"} <= seen
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(handle=st.text(max_size=40), text=st.text(max_size=400))
 def test_any_unicode_submission_is_answered_without_5xx(fuzz_app, handle, text):
     client = TestClient(fuzz_app)

@@ -178,3 +178,18 @@ def test_export_round_trip_jsonl_and_csv(tmp_path):
 def _export(store, path, include_hidden=False, scored_only=False):
     export_entries(store, path, include_hidden=include_hidden, scored_only=scored_only)
     return path
+
+
+def test_migrations_match_the_table_definitions(tmp_path):
+    """The shipped Alembic migrations build exactly the schema storage.py declares, and re-running is a no-op."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from steerlab.arena.storage import metadata
+
+    store = ArenaStore(f"sqlite:///{tmp_path / 'arena.db'}")
+    ArenaStore(f"sqlite:///{tmp_path / 'arena.db'}")  # second start: already at head
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001_initial"
