@@ -53,7 +53,7 @@ def make_app(scorer, url, **overrides):
     config = ArenaConfig(
         limits=overrides.pop("limits", Limits(max_chars=80, max_tokens=40)),
         rates=overrides.pop("rates", RateConfig(per_minute=100, per_day=1000, global_per_day=10000)),
-        admin_token=overrides.pop("admin_token", ADMIN), salt="test-salt", wait_seconds=overrides.pop("wait_seconds", 30.0),
+        admin_token=overrides.pop("admin_token", ADMIN), salt=overrides.pop("salt", "test-salt"), wait_seconds=overrides.pop("wait_seconds", 30.0),
         **overrides,
     )
     store = ArenaStore(url)
@@ -209,3 +209,17 @@ def _direction_like(scorer: ArenaScorer) -> Direction:
     lm = scorer.lm
     vectors = torch.nn.functional.normalize(torch.randn(lm.n_layers, lm.hidden_size), dim=1)
     return Direction(vectors, list(range(lm.n_layers)), {"model": lm.name})
+
+
+def test_two_servers_share_rate_limits_through_redis(scorer, tmp_path):
+    """Two app instances (as two processes would be) on one database and the real Redis: one shared limit."""
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    rates = RateConfig(per_minute=3, per_day=0, global_per_day=0)
+    salt = f"redis-{uuid.uuid4().hex}"  # a fresh client key, so reruns never meet old counters
+    apps = [make_app(scorer, url, rates=rates, redis_url="redis://127.0.0.1:6379/0", salt=salt) for _ in range(2)]
+    with TestClient(apps[0][0]) as first, TestClient(apps[1][0]) as second:
+        codes = [submit(client, f"shared limit {i}").status_code for i, client in enumerate([first, second, first, second])]
+        assert codes[:3] == [201, 201, 201] and codes[3] == 429
+        assert submit(first, "shared limit 0").status_code == 429  # duplicates count as attempts too
+    for _, store in apps:
+        store.close()
