@@ -79,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dream.add_argument("--judge", default=None, help="judge backend for a judged steering effect (e.g. local); off by default")
     dream.add_argument("--no-compare", action="store_true", help="skip the mean-difference comparison")
     dream.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    dream.add_argument("--init-scale", type=float, default=0.01, help="standard deviation of the starting noise (default 0.01)")
+    dream.add_argument("--subspace", type=int, default=0, help="search only the span of this many principal components of generic token activations (default 0: the whole space)")
     dream.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     dream.add_argument("--out", required=True, help="output directory")
     dream.set_defaults(run=run_dream_cmd)
@@ -151,6 +153,7 @@ def run_dream_cmd(args: argparse.Namespace) -> int:
     config = DreamConfig(
         question=args.question, answer=args.answer, redteam=args.redteam, steps=args.steps, lr=args.lr, tau=args.tau,
         lambda_mag=args.lambda_mag, lambda_mse=args.lambda_mse, strength=args.strength, seed=args.seed,
+        init_scale=args.init_scale, subspace=args.subspace,
     )
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords else None
     options = RunOptions(out=args.out, strength=args.strength, max_new_tokens=args.max_new_tokens, n_prompts=args.prompts,

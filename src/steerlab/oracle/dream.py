@@ -49,6 +49,7 @@ class DreamConfig:
     strength: float = 0.2  # steering strength (relative to the layer's mean residual norm) in the MSE term
     n_neutral: int = 8  # neutral prompts in the MSE term
     seed: int = 0
+    subspace: int = 0  # >0: search only the span of this many principal components of token activations (see activation_basis)
 
 
 @dataclass
@@ -152,9 +153,11 @@ def dream(oracle, config: DreamConfig, progress: bool = True, mse: FinalLayerMSE
         raise SteerlabError(f"steps must be at least 1, not {config.steps}")
     oracle.nll(torch.zeros(oracle.lm.hidden_size) + 1.0, config.question, config.answer)  # validates question/answer early
     generator = torch.Generator().manual_seed(config.seed)
-    vector = (torch.randn(oracle.lm.hidden_size, generator=generator) * config.init_scale).to(oracle.lm.device)
-    vector.requires_grad_(True)
-    optimizer = torch.optim.AdamW([vector], lr=config.lr)
+    basis = activation_basis(oracle.lm, oracle.layer, config.subspace) if config.subspace > 0 else None  # [k, hidden]
+    size = oracle.lm.hidden_size if basis is None else basis.shape[0]
+    coords = (torch.randn(size, generator=generator) * config.init_scale).to(oracle.lm.device)
+    coords.requires_grad_(True)
+    optimizer = torch.optim.AdamW([coords], lr=config.lr)
     if config.redteam and mse is None:
         mse = FinalLayerMSE(oracle.lm, oracle.layer, neutral_prompts(config.n_neutral), config.strength)
     history: list[dict] = []
@@ -163,28 +166,30 @@ def dream(oracle, config: DreamConfig, progress: bool = True, mse: FinalLayerMSE
     bar = tqdm(range(config.steps), desc="dreaming" + (" (red-team)" if config.redteam else ""), disable=not progress, leave=False)
     with frozen(oracle.lm.model), (frozen(oracle_model) if oracle_model is not None else _nothing()):
         for step in bar:
+            vector = coords if basis is None else coords @ basis  # [hidden]
             nll = oracle.nll(vector, config.question, config.answer)
             norm = vector.norm()
             loss = torch.clamp(nll - config.tau, min=0.0) + config.lambda_mag * (norm - 1.0) ** 2
-            row = {"step": step, "nll": float(nll), "prob": float(torch.exp(-nll)), "norm": float(norm)}
+            row = {"step": step, "nll": nll.item(), "prob": float(torch.exp(-nll.detach())), "norm": norm.item()}
             if config.redteam:
                 relative, raw = mse(vector)
                 loss = loss + config.lambda_mse * relative
-                row.update(mse=float(relative), raw_mse=raw)
-                if float(nll) < config.tau and (best is None or float(relative) < best[0]):
-                    best = (float(relative), step, vector.detach().clone(), float(nll), raw)
-            row["loss"] = float(loss)
+                row.update(mse=relative.item(), raw_mse=raw)
+                if nll.item() < config.tau and (best is None or relative.item() < best[0]):
+                    best = (relative.item(), step, vector.detach().clone(), nll.item(), raw)
+            row["loss"] = loss.item()
             history.append(row)
             bar.set_postfix(nll=f"{row['nll']:.3f}", **({"mse": f"{row['mse']:.3f}"} if config.redteam else {}))
-            if not config.redteam and float(nll) < config.tau:
-                best = (float("nan"), step, vector.detach().clone(), float(nll), None)
+            if not config.redteam and nll.item() < config.tau:
+                best = (float("nan"), step, vector.detach().clone(), nll.item(), None)
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([vector], config.clip)
+            torch.nn.utils.clip_grad_norm_([coords], config.clip)
             optimizer.step()
     converged = best is not None
     if best is None:  # never convinced: keep the last vector and say so
+        vector = coords if basis is None else coords @ basis
         with torch.no_grad():
             final_nll = float(oracle.nll(vector.detach(), config.question, config.answer))
         best = (float("nan"), len(history), vector.detach().clone(), final_nll, None)
@@ -200,6 +205,36 @@ def dream(oracle, config: DreamConfig, progress: bool = True, mse: FinalLayerMSE
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def activation_basis(lm: LoadedModel, layer: int, k: int) -> torch.Tensor:
+    """Top-k principal directions of token residuals at `layer` over generic texts.  # [k, hidden]
+
+    The texts are the neutral probes and the continuation prompts (nothing about any concept);
+    every real token after the first is a sample. Restricting dreaming to this span keeps the
+    vector among directions the model actually uses.
+    """
+    from steerlab.data import load_texts
+    from steerlab.oracle.compare import continuation_prompts
+
+    texts = [item.text for item in load_texts(NEUTRAL_SET)] + continuation_prompts()
+    tokenizer = lm.tokenizer
+    previous = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    try:
+        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = previous
+    mask = encoded["attention_mask"].clone()
+    mask[:, 0] = 0
+    with torch.no_grad(), capture_blocks(lm, [layer]) as captured:
+        run_until_stop(lm, encoded["input_ids"].to(lm.device), encoded["attention_mask"].to(lm.device))
+    tokens = captured[layer].float().cpu()[mask.bool()]  # [n_tokens, hidden]
+    if not 0 < k <= min(tokens.shape):
+        raise SteerlabError(f"subspace size {k} must be between 1 and {min(tokens.shape)} (tokens x hidden available)")
+    centered = tokens - tokens.mean(0)
+    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    return vh[:k].to(lm.device)  # orthonormal rows
 
 
 def measure_mse(lm: LoadedModel, layer: int, vector: torch.Tensor, strength: float, n_neutral: int = 8) -> tuple[float, float]:
