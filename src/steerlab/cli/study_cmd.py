@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--judge", default="local", help="judge backend: local, openai, anthropic (default local)")
     sweep.add_argument("--subset", type=int, default=5, help="questions per (layer, strength) (default 5)")
     sweep.add_argument("--max-new-tokens", type=int, default=None, help="tokens per answer (default 64 chat, 16 base)")
+    sweep.add_argument("--min-coherence", type=float, default=77.0, help="a steering run is valid at or above this mean coherence (default 77)")
     sweep.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
     sweep.add_argument("--out", default=None, help="output folder (default experiments/sweep/<model>)")
     sweep.set_defaults(run=run_sweep_cmd)
@@ -142,7 +143,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     out_dir = args.out or f"experiments/sweep/{lm.name.replace('/', '_')}"
     result = run_sweep(
         lm, args.pairs, out_dir, layers=args.layers, strengths=strengths, method=args.method, remove=remove,
-        trait_name=args.trait, judge_name=args.judge, subset=args.subset, max_new_tokens=args.max_new_tokens, seed=args.seed,
+        trait_name=args.trait, judge_name=args.judge, subset=args.subset, max_new_tokens=args.max_new_tokens,
+        min_coherence=args.min_coherence, seed=args.seed,
     )
     paths = write_sweep(result, out_dir)
     rows = []
