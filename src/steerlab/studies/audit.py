@@ -166,16 +166,19 @@ def _assessment(result: AuditResult) -> str:
     c, flip = result.confound_cosines, result.value_flip
     worst = max(("sentiment", "length", "action"), key=lambda name: abs(c[name]))
     failing = [f["check"] for f in result.flags if f["level"] in ("high", "fail")]
-    matrix = np.array(result.estimator_cosines["matrix"])
+    names = result.estimator_cosines["names"]
+    method = result.inputs.direction_method
+    others = [i for i, name in enumerate(names) if name not in ("saved", method)]
+    agreement = np.array(result.estimator_cosines["matrix"])[0, others]
     verdict = "passes the audit" if not failing else "raises concerns (" + ", ".join(failing) + ")"
     return (
         f"At layer {result.layer} the direction {verdict}. Its largest confound cosine is with {worst} "
         f"({c[worst]:+.3f}); sentiment {c['sentiment']:+.3f}, length {c['length']:+.3f}, action {c['action']:+.3f}. "
         f"On value-flip controls, where both sides are equally active and only the effect on people flips, "
         f"the kind side projects higher in {flip['passed']}/{flip['n']} pairs, with a mean margin of "
-        f"{flip['margin_ratio']:.2f}x the training contrast. Estimators fitted on the same data agree with the saved "
-        f"direction at cosines {matrix[0, 1:].min():.2f} to {matrix[0, 1:].max():.2f}"
-        + (", so the data defines a family of separating directions rather than one axis." if matrix[0, 1:].min() < result.thresholds.estimator_agreement else ".")
+        f"{flip['margin_ratio']:.2f}x the training contrast. The other estimators fitted on the same data agree with the saved "
+        f"direction at cosines {agreement.min():.2f} to {agreement.max():.2f}"
+        + (", so the data defines a family of separating directions rather than one axis." if agreement.min() < result.thresholds.estimator_agreement else ".")
         + " These are read-only checks: they say what the direction correlates with, not whether steering with it changes behaviour."
     )
 
