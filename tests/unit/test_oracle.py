@@ -248,3 +248,17 @@ def test_concept_keywords_and_mentions():
     assert mention_count(["A robin sang.", "Two sparrows", "The dog barked.", "Birdwatching"], birds) == 3
     with pytest.raises(SteerlabError, match="available: .*birds"):
         concept_keywords("spaceships")
+
+
+def test_subspace_dreaming_stays_in_the_principal_span():
+    from steerlab.oracle.dream import activation_basis
+
+    lm = build_tiny("llama")
+    probe = _probe_oracle(lm, seed=2)
+    basis = activation_basis(lm, probe.layer, 8)  # [8, hidden]
+    assert torch.allclose(basis @ basis.T, torch.eye(8), atol=1e-4)
+    result = dream(probe, DreamConfig(question=TASK.question, answer="red", subspace=8, steps=150), progress=False)
+    inside = (result.vector @ basis.T) @ basis
+    assert torch.allclose(inside, result.vector, atol=1e-4)
+    with pytest.raises(SteerlabError, match="subspace size"):
+        activation_basis(lm, probe.layer, 10_000)

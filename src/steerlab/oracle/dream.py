@@ -151,7 +151,8 @@ def dream(oracle, config: DreamConfig, progress: bool = True, mse: FinalLayerMSE
     started = time.perf_counter()
     if config.steps < 1:
         raise SteerlabError(f"steps must be at least 1, not {config.steps}")
-    oracle.nll(torch.zeros(oracle.lm.hidden_size) + 1.0, config.question, config.answer)  # validates question/answer early
+    with torch.no_grad():
+        oracle.nll(torch.ones(oracle.lm.hidden_size), config.question, config.answer)  # validates question/answer early
     generator = torch.Generator().manual_seed(config.seed)
     basis = activation_basis(oracle.lm, oracle.layer, config.subspace) if config.subspace > 0 else None  # [k, hidden]
     size = oracle.lm.hidden_size if basis is None else basis.shape[0]
