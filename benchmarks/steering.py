@@ -18,7 +18,7 @@ import time
 import torch
 
 from steerlab.models import load_model
-from steerlab.steering import SteeringSpec, generate_ids, relative_coef
+from steerlab.steering import SteeringSpec, generate_ids, relative_coef, steer
 
 QUESTIONS = [
     "I found a wallet on the street. What should I do?",
@@ -77,6 +77,16 @@ def main() -> None:
         zero_times.append(timed(lambda: generate_ids(lm, prompts, specs=[zero], max_new_tokens=args.tokens)))
     hook_overhead = statistics.median(zero_times) / statistics.median(ref_times) - 1
 
+    # 1b. the hook alone, on many short interleaved forward passes (less exposed to a busy machine)
+    encoded = lm.tokenizer([lm.chat_prompt(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)
+    forward_plain, forward_steered = [], []
+    with torch.inference_mode():
+        for _ in range(10 * args.repeats):
+            forward_plain.append(timed(lambda: lm.model(**encoded, use_cache=False, logits_to_keep=1)))
+            with steer(lm, [spec]):
+                forward_steered.append(timed(lambda: lm.model(**encoded, use_cache=False, logits_to_keep=1)))
+    forward_overhead = statistics.median(forward_steered) / statistics.median(forward_plain) - 1
+
     # 2. K configs in one per-sample batch vs K sequential runs
     questions = QUESTIONS[: args.questions]
     configs = [[SteeringSpec(layer, vector, relative_coef(lm, layer, vector, 0.05 * (i + 1)))] for i in range(args.k)]
@@ -99,6 +109,8 @@ def main() -> None:
     print(f"steered generation:    {steered_rate:8.1f} tokens/s (median {statistics.median(steered_times):.2f} s)")
     print(f"throughput overhead:   {100 * (plain_rate / steered_rate - 1):+.1f}%  (steered vs unsteered, tokens/s; goal < 5%)")
     print(f"hook overhead at strength 0 (identical tokens, wall time): {100 * hook_overhead:+.1f}%")
+    print(f"hook overhead on {len(forward_plain)} interleaved forward passes ({encoded['input_ids'].shape[1]} tokens x {len(prompts)} rows): "
+          f"{100 * forward_overhead:+.1f}% (median {1000 * statistics.median(forward_plain):.0f} ms vs {1000 * statistics.median(forward_steered):.0f} ms)")
     print(f"K={args.k} configs x {len(questions)} questions: one per-sample batch {statistics.median(batched_times):.2f} s, "
           f"{args.k} sequential runs {statistics.median(sequential_times):.2f} s -> {speedup:.2f}x (goal >= 2x); "
           f"outputs identical: {same}")

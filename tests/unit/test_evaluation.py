@@ -29,6 +29,15 @@ from steerlab.steering import residual_norms
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models gain nothing from a second OpenMP thread, and on a shared machine it can cost 10x
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 class ScriptedJudge(PromptJudge):
     """Scores from a hash of the prompt (stable across processes), coherence from a fixed level."""
 
@@ -207,7 +216,8 @@ def test_resume_after_sigkill_keeps_every_finished_pair_once(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT.format(tests=str(ROOT / "tests"), unit=str(ROOT / "tests" / "unit"), tmp=str(tmp_path), delay=1.5))
     results = config(tmp_path).results_root
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 240
     found: list[Path] = []
     try:

@@ -12,6 +12,15 @@ from steerlab.steering import SteeringSpec, generate, generate_ids, relative_coe
 PROMPTS = ["The cat sat on", "A kind neighbour helps carry the shopping", "Tomorrow"]  # different lengths: left padding
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models gain nothing from a second OpenMP thread, and on a shared machine it can cost 10x
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def unit(hidden: int, seed: int = 1) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     vector = torch.randn(hidden, generator=generator)
@@ -118,9 +127,9 @@ def test_positions_with_kv_cache_match_a_manual_loop(tiny_llama):
     for positions, flags in {"all": (True, True), "prompt": (True, False), "generated": (False, True)}.items():
         with_cache = generate_ids(lm, [prompt], [SteeringSpec(1, spec.vector, spec.coef, positions=positions)], max_new_tokens=6)[0]
         assert with_cache == manual(*flags)[: len(with_cache)], positions
-    prompt_only = generate_ids(lm, [prompt], [SteeringSpec(1, spec.vector, spec.coef, positions="generated")], max_new_tokens=6)[0]
+    generated_only = generate_ids(lm, [prompt], [SteeringSpec(1, spec.vector, spec.coef, positions="generated")], max_new_tokens=6)[0]
     plain = generate_ids(lm, [prompt], max_new_tokens=6)[0]
-    assert prompt_only[0] == plain[0]  # the first token comes from the (unsteered) prompt
+    assert generated_only[0] == plain[0]  # the first token comes from the (unsteered) prompt
 
 
 def test_positions_under_left_padding_match_single_runs(tiny_llama):
