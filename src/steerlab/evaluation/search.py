@@ -313,6 +313,8 @@ class _Evaluator:
 
     def rescore_runs(self, store: ResultsFile, baseline: dict) -> None:
         stale = [r for r in store.runs().values() if r.get("judge") != self.judge.identity]
+        if not stale:
+            self.log(f"--rescore: every stored run was already judged by {self.judge.identity}; nothing to re-judge")
         with_answers = [r for r in stale if all("answer" in row for row in r["per_question"])]
         best_answers = {coef_key(r["layer"], r["coef"]): r for r in store.best_records() if r.get("per_question")}
         for record in stale:
