@@ -144,6 +144,7 @@ def write_transfer(result: TransferResult, out_dir: str | Path) -> list[Path]:
         axis.set_xlabel(f"{a} score", fontsize=8)
         axis.set_ylabel(f"{b} score", fontsize=8)
     axes[0].legend(fontsize=7)
+    figure.subplots_adjust(wspace=0.5)
     paths.append(save_figure(figure, out_dir / "transfer_scatter.png"))
 
     figure, axis = new_figure(5.6, 3.4)
