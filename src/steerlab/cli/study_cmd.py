@@ -156,7 +156,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         rows.append(cells)
     headers = ["layer", "held-out acc", "AUROC"] + [f"delta @{s:g}" for s in result.strengths]
     print(format_table(headers, rows))
-    print(f"\n* coherence below {result.min_coherence:g} (invalid). Baseline trait {result.baseline_trait}, "
+    baseline = "-" if result.baseline_trait is None else f"{result.baseline_trait:.1f}"
+    print(f"\n* coherence below {result.min_coherence:g} (invalid). Baseline trait {baseline}, "
           f"best reading layer {result.best_reading_layer}, best steering layer {result.best_steering_layer}.")
     print(f"wrote {', '.join(str(p) for p in paths)} (runs in {result.results_file})")
     return 0
