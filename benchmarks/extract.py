@@ -7,8 +7,9 @@
 2. naive: one text at a time with `output_hidden_states=True` (full model, unembedding included);
 3. repeng 0.4: `ControlVector.train(..., method="pca_diff")` on the same pairs.
 
-Each way runs on the same loaded model; the best of `--repeats` wall times is reported with
-ratios against steerlab. The numbers go in the README.
+Each way runs on the same loaded model, interleaved round by round so machine load hits all
+alike; the best of `--repeats` rounds is reported with ratios against steerlab. The numbers
+go in the README.
 """
 
 from __future__ import annotations
@@ -45,14 +46,21 @@ def repeng_extract(lm, pairs):
     return ControlVector.train(lm.model, lm.tokenizer, dataset, method="pca_diff", batch_size=32)
 
 
-def best_time(function, repeats: int) -> tuple[float, object]:
-    """(best wall time over repeats, the last result)."""
-    times, result = [], None
+def interleaved_best(ways: dict, repeats: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Run every way once per round, round after round, and keep each way's best wall time.
+
+    Interleaving exposes every way to the same machine load; the best of the rounds filters
+    out rounds that another process slowed down.
+    """
+    best: dict[str, float] = {}
+    results: dict[str, object] = {}
     for _ in range(repeats):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return min(times), result
+        for name, function in ways.items():
+            started = time.perf_counter()
+            results[name] = function()
+            elapsed = time.perf_counter() - started
+            best[name] = min(best.get(name, elapsed), elapsed)
+    return best, results
 
 
 def main() -> None:
@@ -66,16 +74,17 @@ def main() -> None:
     lm = load_model(args.model)
     pairs = load_pairs(args.pairs)
     print(f"model {args.model} ({lm.n_layers} layers), {len(pairs)} pairs = {2 * len(pairs)} texts, torch threads {torch.get_num_threads()}")
-    timings = {}
-    timings["steerlab extract (mean_diff + held-out)"], direction = best_time(
-        lambda: extract(lm, pairs, method="mean_diff", layers="all", progress=False), args.repeats
-    )
-    timings["naive output_hidden_states loop"], reference = best_time(lambda: naive_extract(lm, pairs), args.repeats)
+    ways = {
+        "steerlab extract (mean_diff + held-out)": lambda: extract(lm, pairs, method="mean_diff", layers="all", progress=False),
+        "naive output_hidden_states loop": lambda: naive_extract(lm, pairs),
+    }
     if not args.skip_repeng:
-        timings["repeng 0.4 ControlVector.train"], _ = best_time(lambda: repeng_extract(lm, pairs), args.repeats)
+        ways["repeng 0.4 ControlVector.train"] = lambda: repeng_extract(lm, pairs)
+    timings, results = interleaved_best(ways, args.repeats)
 
     # the two mean-difference implementations must agree before their speed means anything
-    ours = direction.vectors.double().numpy()
+    ours = results["steerlab extract (mean_diff + held-out)"].vectors.double().numpy()
+    reference = results["naive output_hidden_states loop"]
     agreement = float(np.min(np.sum(ours[:-1] * reference[:-1], axis=1)))
     base = timings["steerlab extract (mean_diff + held-out)"]
     print(f"{'way':42s} {'seconds':>8s} {'x steerlab':>11s}")
