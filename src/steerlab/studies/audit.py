@@ -221,7 +221,7 @@ def write_audit(result: AuditResult, out_dir: str | Path) -> list[Path]:
     axis.set_yticks(range(len(labels)), labels)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            axis.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            axis.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8, color="white" if abs(matrix[i, j]) > 0.6 else "black")
     figure.colorbar(image, ax=axis, shrink=0.8)
     axis.set_title(f"Estimator agreement (cosine), layer {result.layer}")
     paths.append(save_figure(figure, out_dir / "audit_estimators.png"))
