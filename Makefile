@@ -52,6 +52,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/steering.py
+	$(BIN)/steerlab extract --model gemma-3-270m --pairs human-values --layers all --out $(DEMO_DIR)/bench.safetensors
+	$(BIN)/python benchmarks/arena.py --direction $(DEMO_DIR)/bench.safetensors
 
 clean:
 	rm -rf $(VENV) experiments/demo .pytest_cache
