@@ -4,7 +4,7 @@
     acts = read_residuals(lm, ["The cat sat", "Hello"], layers=[4, 8])   # [2, 2, hidden]
 
 "Layer L" is the output of decoder block L (0-based), `hidden_states[L + 1]` in Hugging Face
-terms. Hooks on the requested blocks copy the rows they need; a hook on the deepest requested
+terms; for the last block that includes the final norm, exactly as `hidden_states[-1]` does. Hooks on the requested blocks copy the rows they need; a hook on the deepest requested
 block stops the forward pass there, so no later block (and no unembedding) runs.
 """
 
@@ -17,13 +17,14 @@ import torch
 from tqdm.auto import tqdm
 
 from steerlab.errors import SteerlabError
+from steerlab.models.blocks import final_norm
 from steerlab.models.loading import LoadedModel
 
 Position = Union[str, int]  # "last" | "mean" | token index among the real tokens (negative counts from the end)
 
 LAYER_CONVENTION = (
-    "output of decoder block L (0-based) = hf hidden_states[L+1]; for the last block this is the raw "
-    "block output, before the final norm that hf applies to hidden_states[-1]"
+    "output of decoder block L (0-based) = hf hidden_states[L+1]; for the last block that includes "
+    "the model's final norm, as hf's hidden_states[-1] does"
 )
 
 
@@ -46,11 +47,15 @@ def capture_blocks(lm: LoadedModel, layers: Sequence[int], stop_after: bool = Tr
     blocks = lm.blocks
     captured: dict[int, torch.Tensor] = {}
     deepest = max(layers)
+    last_block = len(blocks) - 1
+    # the last layer is read after the final norm, as Hugging Face's hidden_states[-1] is
+    norm = final_norm(lm.model) if last_block in layers else None
     handles = []
 
     def make_hook(layer: int):
         def hook(_module, _inputs, output):
-            captured[layer] = block_output(output)  # [batch, pos, hidden]
+            hidden = block_output(output)  # [batch, pos, hidden]
+            captured[layer] = norm(hidden) if layer == last_block and norm is not None else hidden
             if stop_after and layer == deepest:
                 raise _StopForward
 

@@ -36,9 +36,9 @@ def test_mean_diff_matches_output_hidden_states(smollm, smol_direction):
             for bucket, text in ((chosen, pair.chosen_text()), (rejected, pair.rejected_text())):
                 ids = smollm.tokenizer(text, return_tensors="pt")
                 states = smollm.model(**ids, output_hidden_states=True).hidden_states
-                bucket.append(torch.stack([states[layer + 1][0, -1] for layer in range(29)]))
-    expected = torch.stack(chosen).mean(0) - torch.stack(rejected).mean(0)  # [29, hidden]
-    cosines = torch.nn.functional.cosine_similarity(smol_direction.vectors[:29], expected, dim=1)
+                bucket.append(torch.stack([states[layer + 1][0, -1] for layer in range(30)]))
+    expected = torch.stack(chosen).mean(0) - torch.stack(rejected).mean(0)  # [30, hidden]
+    cosines = torch.nn.functional.cosine_similarity(smol_direction.vectors, expected, dim=1)
     assert cosines.min() > 0.999, cosines
 
 

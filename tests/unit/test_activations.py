@@ -21,9 +21,9 @@ def reference_last_token(lm, texts, layer):
 
 
 def test_matches_output_hidden_states(tiny_lm):
-    layers = [0, 2]
+    layers = [0, 2, 3]  # 3 is the last block: hidden_states[-1] includes the final norm
     acts = read_residuals(tiny_lm, TEXTS, layers, batch_size=3, progress=False)
-    assert acts.shape == (len(TEXTS), 2, tiny_lm.hidden_size) and acts.dtype == torch.float32
+    assert acts.shape == (len(TEXTS), 3, tiny_lm.hidden_size) and acts.dtype == torch.float32
     for column, layer in enumerate(layers):
         torch.testing.assert_close(acts[:, column], reference_last_token(tiny_lm, TEXTS, layer), atol=1e-5, rtol=1e-4)
 

@@ -51,3 +51,26 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
         "Add the attribute path of its ModuleList of blocks to _BLOCK_PATHS in "
         "steerlab/models/blocks.py"
     )
+
+
+# Attribute paths of the norm applied after the last block (what Hugging Face's hidden_states[-1] includes).
+_FINAL_NORM_PATHS: tuple[tuple[str, ...], ...] = (
+    ("model", "norm"),
+    ("model", "language_model", "norm"),
+    ("language_model", "model", "norm"),
+    ("transformer", "ln_f"),
+    ("gpt_neox", "final_layer_norm"),
+    ("model", "decoder", "final_layer_norm"),
+    ("norm",),
+)
+
+
+def final_norm(model: nn.Module) -> nn.Module | None:
+    """The norm after the last decoder block, or None when the model has none steerlab knows."""
+    inner = getattr(getattr(model, "base_model", None), "model", None)
+    for candidate in [model] + ([inner] if isinstance(inner, nn.Module) and inner is not model else []):
+        for path in _FINAL_NORM_PATHS:
+            norm = _follow(candidate, path)
+            if norm is not None:
+                return norm
+    return None
