@@ -70,15 +70,15 @@ def test_ablate_removes_the_component_along_the_vector(tiny_llama):
 
 
 def test_several_specs_at_once_add_up(tiny_llama):
-    lm = tiny_llama
+    lm = tiny_llama  # block 2, not the last: the last layer is read after the final norm
     a, b = unit(lm.hidden_size, 1), unit(lm.hidden_size, 2)
     encoded = lm.tokenizer(["The cat sat"], return_tensors="pt")
     with torch.inference_mode():
-        with capture_blocks(lm, [3]) as plain:
+        with capture_blocks(lm, [2]) as plain:
             run_until_stop(lm, encoded["input_ids"], encoded["attention_mask"])
-        with steer(lm, [SteeringSpec(3, a, 0.5), SteeringSpec(3, b, -0.25)]), capture_blocks(lm, [3]) as both:
+        with steer(lm, [SteeringSpec(2, a, 0.5), SteeringSpec(2, b, -0.25)]), capture_blocks(lm, [2]) as both:
             run_until_stop(lm, encoded["input_ids"], encoded["attention_mask"])
-    torch.testing.assert_close(both[3] - plain[3], (0.5 * a - 0.25 * b).expand_as(plain[3]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(both[2] - plain[2], (0.5 * a - 0.25 * b).expand_as(plain[2]), rtol=0, atol=1e-6)
 
 
 def test_hooks_are_removed_after_an_exception(tiny_llama):
