@@ -39,7 +39,9 @@ def block_output(output) -> torch.Tensor:
 
 @contextmanager
 def capture_blocks(lm: LoadedModel, layers: Sequence[int], stop_after: bool = True) -> Iterator[dict[int, torch.Tensor]]:
-    """Within the block, every forward pass stores block L's output in the yielded dict.
+    """Within the block, every forward pass stores block L's raw output in the yielded dict.
+
+    This is where steering writes; `read_residuals` reads the last layer after the final norm.
 
     With stop_after, the pass ends after the deepest layer (catch it with `run_until_stop`).
     Hooks are removed in `finally`, so the model is unchanged after an exception.
@@ -47,15 +49,11 @@ def capture_blocks(lm: LoadedModel, layers: Sequence[int], stop_after: bool = Tr
     blocks = lm.blocks
     captured: dict[int, torch.Tensor] = {}
     deepest = max(layers)
-    last_block = len(blocks) - 1
-    # the last layer is read after the final norm, as Hugging Face's hidden_states[-1] is
-    norm = final_norm(lm.model) if last_block in layers else None
     handles = []
 
     def make_hook(layer: int):
         def hook(_module, _inputs, output):
-            hidden = block_output(output)  # [batch, pos, hidden]
-            captured[layer] = norm(hidden) if layer == last_block and norm is not None else hidden
+            captured[layer] = block_output(output)  # [batch, pos, hidden], the raw block output
             if stop_after and layer == deepest:
                 raise _StopForward
 
@@ -134,6 +132,8 @@ def read_residuals(
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     result = torch.empty(len(texts), len(layers), lm.hidden_size, dtype=torch.float32)  # [n, layers, hidden]
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    last_block = lm.n_layers - 1
+    norm = final_norm(lm.model) if last_block in layers else None
     previous_side = tokenizer.padding_side
     tokenizer.padding_side = side
     try:
@@ -145,7 +145,10 @@ def read_residuals(
                 captured.clear()
                 run_until_stop(lm, input_ids, mask)
                 for column, layer in enumerate(layers):
-                    hidden = captured[layer].float()  # [batch, pos, hidden]
+                    hidden = captured[layer]  # [batch, pos, hidden]
+                    if layer == last_block and norm is not None:
+                        hidden = norm(hidden)  # read the last layer as hf's hidden_states[-1]: after the final norm
+                    hidden = hidden.float()
                     if position == "mean":
                         weights = mask.unsqueeze(-1).float()
                         rows = (hidden * weights).sum(1) / weights.sum(1)

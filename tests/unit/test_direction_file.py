@@ -90,3 +90,12 @@ def test_gguf_export_skips_block_zero(tmp_path):
     direction = Direction(torch.eye(2, 4), [0, 3], {"norms": [{"layer": 0, "mean": 1, "median": 1}, {"layer": 3, "mean": 2, "median": 2}]})
     _, vectors = read_gguf_control_vector(export_gguf(direction, tmp_path / "cv.gguf"))
     assert sorted(vectors) == [3]
+
+
+def test_gguf_export_skips_a_post_norm_last_layer_when_scaling(tmp_path):
+    norms = [{"layer": 2, "mean": 5.0, "median": 5.0}, {"layer": 3, "mean": 0.5, "median": 0.5, "after_final_norm": True}]
+    direction = Direction(torch.eye(2, 4), [2, 3], {"norms": norms})
+    _, scaled = read_gguf_control_vector(export_gguf(direction, tmp_path / "scaled.gguf"))
+    assert sorted(scaled) == [2]
+    _, unit = read_gguf_control_vector(export_gguf(direction, tmp_path / "unit.gguf", scale_by_norm=False))
+    assert sorted(unit) == [2, 3]

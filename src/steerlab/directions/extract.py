@@ -107,7 +107,10 @@ def extract(
             held_out.append({"layer": layer, "accuracy": accuracy, "auroc": auroc, "n_test": int(len(test))})
         vectors.append(fit(np.arange(n)))
         layer_norms = np.linalg.norm(acts64[:, column], axis=1)
-        norms.append({"layer": layer, "mean": float(layer_norms.mean()), "median": float(np.median(layer_norms))})
+        norms.append({
+            "layer": layer, "mean": float(layer_norms.mean()), "median": float(np.median(layer_norms)),
+            "after_final_norm": layer == lm.n_layers - 1,  # the last layer is read after the final norm
+        })
 
     meta = {
         "model": lm.name,

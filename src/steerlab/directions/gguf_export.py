@@ -4,7 +4,8 @@ llama.cpp reads tensors `direction.{il}` (il >= 1 is the decoder block whose out
 the vector) plus `controlvector.model_hint` and `controlvector.layer_count`. steerlab writes
 each layer's unit vector times that layer's mean residual norm, so llama.cpp's
 `--control-vector-scaled FILE s` applies steerlab's relative strength s. Block 0 cannot be
-addressed by llama.cpp and is skipped.
+addressed by llama.cpp and is skipped; so is the last block when scaling by norm, because its
+recorded norm was read after the final norm (export with `scale_by_norm=False` to keep it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def export_gguf(direction: Direction, path: str | Path, scale_by_norm: bool = Tr
     import gguf
 
     path = Path(path)
-    layers = [layer for layer in direction.layers if layer >= 1]
+    # a norm read after the final norm says nothing about the raw block output llama.cpp adds to
+    post_norm = {row["layer"] for row in direction.meta.get("norms") or [] if row.get("after_final_norm")}
+    layers = [layer for layer in direction.layers if layer >= 1 and not (scale_by_norm and layer in post_norm)]
     if not layers:
         raise SteerlabError("llama.cpp control vectors cannot address block 0; extract at layers >= 1")
     hint = str(direction.meta.get("model_type") or direction.meta.get("architecture") or direction.model or "unknown")
