@@ -102,6 +102,16 @@ def tiny_llama() -> LoadedModel:
     return build_tiny("llama")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One OpenMP thread for a module: small models gain nothing from two, and on a shared
+    2-core machine two threads contend badly (5-20x slower was measured)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def smollm() -> LoadedModel:
     from steerlab import load_model

@@ -6,7 +6,6 @@ generating.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,16 +18,9 @@ from steerlab.judges import digit_score, load_trait
 from steerlab.judges.http import OpenAIJudge
 from steerlab.judges.local import LocalJudge
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # on a shared 2-core machine two OpenMP threads contend badly; one thread is steadier
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,9 @@ import torch
 
 from steerlab.oracle import LoraOracle, TrainConfig, train_lora_oracle
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # one thread is several times faster than two on a machine shared with other jobs
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_short_lora_training_beats_chance_on_held_out_texts(gemma, tmp_path):

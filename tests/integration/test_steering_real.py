@@ -7,18 +7,11 @@ import torch
 
 from steerlab.steering import SteeringSpec, generate_ids, relative_coef, residual_norms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 QUESTIONS = ["I found a wallet on the street. What should I do?", "How do I make tea?"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # on a shared 2-core machine two OpenMP threads contend badly; one thread is steadier
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def unit(hidden: int, seed: int = 0) -> torch.Tensor:

@@ -7,7 +7,6 @@ local judge runs in tests/integration/test_eval_steering.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -29,13 +28,7 @@ from steerlab.steering import residual_norms
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models gain nothing from a second OpenMP thread, and on a shared machine it can cost 10x
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ScriptedJudge(PromptJudge):

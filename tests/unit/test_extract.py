@@ -4,13 +4,11 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import build_tiny
-from steerlab.activations import read_residuals
-from steerlab.data import ContrastPair, load_pairs
+from steerlab.data import ContrastPair
 from steerlab.directions import Direction, confound_directions, extract
 from steerlab.cli.main import main
 from steerlab.errors import SteerlabError

@@ -34,12 +34,7 @@ PLACEHOLDER = "@"  # one byte-level token in the tiny tokenizer
 TASK = OracleTask("colour", "Which colour is this", ["red", "blue", "green"])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -12,13 +12,7 @@ from steerlab.steering import SteeringSpec, generate, generate_ids, relative_coe
 PROMPTS = ["The cat sat on", "A kind neighbour helps carry the shopping", "Tomorrow"]  # different lengths: left padding
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models gain nothing from a second OpenMP thread, and on a shared machine it can cost 10x
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unit(hidden: int, seed: int = 1) -> torch.Tensor:

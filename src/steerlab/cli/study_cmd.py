@@ -188,7 +188,7 @@ def run_transfer_cmd(args: argparse.Namespace) -> int:
 
 
 def run_report_cmd(args: argparse.Namespace) -> int:
-    from steerlab.studies.report import find_studies, write_report
+    from steerlab.studies.report import write_report
 
     folders = [part.strip() for part in args.studies.split(",") if part.strip()]
     path = write_report(args.direction, folders, args.out)

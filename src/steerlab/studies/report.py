@@ -78,7 +78,6 @@ def _claims(data: dict[str, dict], direction: Direction | None) -> list[list[str
 
     if sweep and sweep.get("rows"):
         best = sweep.get("best_steering_layer")
-        n_layers = max(r["layer"] for r in sweep["rows"]) + 1
         if best is None:
             finding, verdict = "no layer gave a valid (coherent) positive delta", "differs: no causal effect found"
         else:

@@ -11,7 +11,6 @@ sign agrees on all models and the Spearman rank correlation between every pair o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
